@@ -14,16 +14,7 @@ METRIC_KEYS = {"reconstruction_mse_test", "codes_used", "perplexity", "nn_distan
                "nn_distance_real_test_median", "mmd2_generated_vs_test", "wall_time_s", "device"}
 
 
-def run_vqldm(command, *args, timeout=600):
-    return subprocess.run([*command, "run", *args], capture_output=True, text=True, timeout=timeout)
-
-
-@pytest.fixture(scope="module")
-def quick_run(tmp_path_factory, vqldm_command):
-    out = tmp_path_factory.mktemp("cli") / "quick"
-    result = run_vqldm(vqldm_command, "--out", str(out), "--preset", "quick", "--quiet")
-    assert result.returncode == 0, result.stderr[-3000:]
-    return out
+from conftest import run_vqldm
 
 
 def test_quick_run_writes_metrics(quick_run):
