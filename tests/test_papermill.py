@@ -59,3 +59,24 @@ def test_pipeline_runs_each_prior(tmp_path, prior):
     samples = np.load(out / "samples.npy")
     assert np.isfinite(samples).all()
     assert (out / "prior.safetensors").is_file()
+
+
+def test_pipeline_multichannel_npz(tmp_path):
+    # Three leads of class-dependent sines: the series go through training, sampling and evaluation with C = 3.
+    rng = np.random.default_rng(0)
+    t = np.linspace(0, 1, 64, dtype=np.float32)
+    y = np.arange(60) % 2
+    x = np.stack([np.stack([np.sin(2 * np.pi * (k + 1 + label) * t + rng.normal(0, 0.1)) for k in range(3)])
+                  for label in y]).astype(np.float32)  # (60, 3, 64)
+    data = tmp_path / "leads.npz"
+    np.savez(data, x=x, y=y)
+    papermill = shutil.which("papermill") or str(Path(sys.executable).parent / "papermill")
+    out = tmp_path / "run"
+    result = subprocess.run([papermill, str(PIPELINE), str(tmp_path / "x.ipynb"), "-p", "data", str(data),
+                             "-p", "out_dir", str(out)],
+                            capture_output=True, text=True, timeout=600, cwd=tmp_path,
+                            env={**os.environ, "IN_TEST": "1"})
+    assert result.returncode == 0, result.stderr[-3000:]
+    samples = np.load(out / "samples.npy")
+    assert samples.shape[1:] == (3, 64)
+    assert np.isfinite(samples).all()
