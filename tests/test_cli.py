@@ -3,6 +3,7 @@ import json
 import subprocess
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from vqldm_nb.autoencoder import VQVAE
@@ -69,3 +70,23 @@ def test_unknown_preset_is_rejected(tmp_path, vqldm_command):
     result = run_vqldm(vqldm_command, "--out", str(tmp_path / "run"), "--preset", "huge", timeout=120)
     assert result.returncode == 2
     assert "invalid choice: 'huge'" in result.stderr
+
+
+def test_relative_data_path_small_file(tmp_path, vqldm_command):
+    # Ten series: the held-out fifth has two, fewer than the five beats the reconstruction figure shows.
+    t = np.linspace(0, 1, 32)
+    rows = [f"{k % 2 + 1}\t" + "\t".join(f"{v:.5f}" for v in np.sin(2 * np.pi * (k % 2 + 1) * t + 0.1 * k)) for k in range(10)]
+    (tmp_path / "beats.tsv").write_text("\n".join(rows) + "\n")
+    result = subprocess.run([*vqldm_command, "run", "--out", "run", "--preset", "quick", "--quiet", "--data", "beats.tsv"],
+                            capture_output=True, text=True, timeout=600, cwd=tmp_path)
+    assert result.returncode == 0, result.stderr[-3000:]
+    metrics = json.loads((tmp_path / "run" / "metrics.json").read_text())
+    assert metrics["data"].startswith(str(tmp_path / "beats.tsv"))
+
+
+def test_binary_data_file_is_rejected(tmp_path, vqldm_command):
+    data = tmp_path / "weights.pkl"
+    data.write_bytes(b"\x80\x04\x95\xff\x00")
+    result = run_vqldm(vqldm_command, "--out", str(tmp_path / "run"), "--data", str(data), timeout=120)
+    assert result.returncode == 2
+    assert "unsupported file extension '.pkl'" in result.stderr
