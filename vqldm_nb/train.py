@@ -43,6 +43,7 @@ class TrainConfig:
     epochs: int = 50
     batch_size: int = 64
     lr: float = 1e-3  # peak learning rate of AdamW
+    codebook_lr_scale: float = 1.0  # learning rate of a loss-trained codebook as a multiple of lr; EMA codebooks ignore it
     weight_decay: float = 1e-4  # applied to convolution weights only, not to biases or the codebook
     schedule: str = "cosine"  # "cosine" or "constant"
     warmup_steps: int = 0  # linear warm-up from 0 to lr
@@ -65,6 +66,8 @@ class TrainConfig:
             raise ValueError(f"TrainConfig.warmup_steps={self.warmup_steps!r} is invalid: use an integer >= 0")
         if not (self.lr > 0 and math.isfinite(self.lr)):
             raise ValueError(f"TrainConfig.lr={self.lr!r} is invalid: use a positive number such as 1e-3")
+        if not (self.codebook_lr_scale > 0 and math.isfinite(self.codebook_lr_scale)):
+            raise ValueError(f"TrainConfig.codebook_lr_scale={self.codebook_lr_scale!r} is invalid: use a positive number such as 10")
         if not self.weight_decay >= 0:
             raise ValueError(f"TrainConfig.weight_decay={self.weight_decay!r} is invalid: use a number >= 0")
         if self.schedule not in ("cosine", "constant"):
@@ -292,14 +295,21 @@ def evaluate_mse(model: VQVAE, x: np.ndarray | torch.Tensor, batch_size: int = 2
         model.train(was_training)
     return total / count
 
-def _parameter_groups(model: VQVAE, weight_decay: float) -> list[dict]:
+def _parameter_groups(model: VQVAE, weight_decay: float, codebook_lr_scale: float = 1.0) -> list[dict]:
+    "Return AdamW groups: decayed weights, undecayed rest, and a loss-trained codebook with its own `lr_scale`."
+    codebook = getattr(model.quantizer, "codebook", None)
+    codebook = codebook if isinstance(codebook, torch.nn.Parameter) and codebook.requires_grad else None
     quantizer_params = {id(p) for p in model.quantizer.parameters()}
     decay, no_decay = [], []
     for p in model.parameters():
-        if not p.requires_grad:
+        if not p.requires_grad or p is codebook:
             continue
         (decay if p.ndim >= 2 and id(p) not in quantizer_params else no_decay).append(p)
-    return [{"params": decay, "weight_decay": weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
+    groups = [{"params": decay, "weight_decay": weight_decay, "lr_scale": 1.0},
+              {"params": no_decay, "weight_decay": 0.0, "lr_scale": 1.0}]
+    if codebook is not None:
+        groups.append({"params": [codebook], "weight_decay": 0.0, "lr_scale": codebook_lr_scale})
+    return groups
 
 def _check_series(x, model: VQVAE, name: str) -> None:
     if x.ndim != 3 or x.shape[1] != model.cfg.in_channels:
@@ -308,11 +318,13 @@ def _check_series(x, model: VQVAE, name: str) -> None:
         raise ValueError(f"{name} contains NaN or infinite values: clean or impute the series before training")
 
 # %% ../nbs/04_train.ipynb #6110c5db
-_RESUME_KEYS = ("epochs", "batch_size", "lr", "weight_decay", "schedule", "warmup_steps", "min_lr_ratio", "grad_clip", "seed", "amp")
+_RESUME_KEYS = ("epochs", "batch_size", "lr", "codebook_lr_scale", "weight_decay", "schedule", "warmup_steps", "min_lr_ratio", "grad_clip", "seed", "amp")
 
 def _check_resumable(scalars: dict, cfg: TrainConfig, world_size: int, folder: Path) -> None:
     saved = scalars["train_config"]
-    changed = {k: (saved.get(k), getattr(cfg, k)) for k in _RESUME_KEYS if saved.get(k) != getattr(cfg, k)}
+    defaults = {f.name: f.default for f in fields(TrainConfig)}  # keys added later take their default in older checkpoints
+    saved = {k: saved.get(k, defaults[k]) for k in _RESUME_KEYS}
+    changed = {k: (saved[k], getattr(cfg, k)) for k in _RESUME_KEYS if saved[k] != getattr(cfg, k)}
     if changed:
         raise ValueError(f"cannot resume from {folder}: TrainConfig differs in {changed} (saved, now); "
                          "use the settings of the interrupted run or start without resume")
@@ -339,7 +351,7 @@ def _train_epoch(forward, model: VQVAE, optimizer, loader: DataLoader, cfg: Trai
     for (xb,) in loader:
         xb = xb.to(device, non_blocking=True)  # (b, C, L)
         for group in optimizer.param_groups:
-            group["lr"] = lr_at(step, total_steps, cfg)
+            group["lr"] = lr_at(step, total_steps, cfg) * group.get("lr_scale", 1.0)  # checkpoints written before lr_scale lack it
         with _autocast(device, amp_dtype):
             out = forward(xb)
         optimizer.zero_grad(set_to_none=True)
@@ -396,7 +408,7 @@ def train_vqvae(
     pin = device.type == "cuda"
     x = torch.as_tensor(np.asarray(x_train), dtype=torch.float32)  # stays on the CPU; batches are copied over
     x = x.pin_memory() if pin else x
-    optimizer = torch.optim.AdamW(_parameter_groups(model, cfg.weight_decay), lr=cfg.lr)
+    optimizer = torch.optim.AdamW(_parameter_groups(model, cfg.weight_decay, cfg.codebook_lr_scale), lr=cfg.lr)
     total_steps = cfg.epochs * math.ceil(math.ceil(len(x) / world_size) / cfg.batch_size)
     step, start_epoch, history = 0, 0, []
     if loaded is not None:
