@@ -6,7 +6,7 @@ class counts, and scores them against TEST with `vqldm_nb.evaluate.evaluate_run`
 once per data set and seed and cached under the work folder. The table sets the numbers beside the
 values published for TimeVQVAE and beside the real train-versus-test reference.
 
-Usage: python benchmarks/bench_timevqvae_protocol.py [--preset quick] [--data ECG5000 ECG200 ECGFiveDays]
+Usage: python benchmarks/bench_timevqvae_protocol.py [--preset quick] [--prior ar] [--data ECG5000 ECG200 ECGFiveDays]
        [--fcn-steps 1000] [--posthoc-steps 500] [--seed 0] [--device auto] [--work runs/timevqvae_protocol]
        [--out benchmarks/timevqvae_protocol.md]
 """
@@ -29,6 +29,7 @@ from vqldm_nb.cli import run_pipeline
 from vqldm_nb.core import atomic_write_text, get_device
 from vqldm_nb.data import load_ucr
 from vqldm_nb.evaluate import FCNConfig, PosthocConfig, evaluate_run
+from vqldm_nb.priors import PRIOR_KINDS
 from vqldm_nb.run import PRESETS
 
 # TimeVQVAE (D. Lee, S. Malacarne, E. Aune, AISTATS 2023), values for its class-conditional samples.
@@ -51,13 +52,13 @@ def cpu_seconds() -> float:
 def benchmark(name: str, args) -> dict:
     "Run the pipeline and the evaluation on data set `name`; return the row of the table."
     work = Path(args.work)
-    run_dir = work / f"{name}-{args.preset}-seed{args.seed}"
+    run_dir = work / f"{name}-{args.preset}-{args.prior}-seed{args.seed}"
     cpu_start, wall_start = cpu_seconds(), time.time()
-    run_pipeline(run_dir, preset=args.preset, data=name, seed=args.seed, device=args.device, log_output=False)
+    run_pipeline(run_dir, preset=args.preset, data=name, prior=args.prior, seed=args.seed, device=args.device, log_output=False)
     pipeline_cpu, pipeline_wall = cpu_seconds() - cpu_start, time.time() - wall_start
 
     n_test = len(load_ucr(name, "test"))
-    n_samples = max(n_test, PRESETS[args.preset]["prior_train"]["batch_size"])
+    n_samples = max(n_test, PRESETS[args.preset]["priors"][args.prior]["train"]["batch_size"])
     cpu_start, wall_start = cpu_seconds(), time.time()
     evaluation = evaluate_run(
         run_dir, n_samples=n_samples,
@@ -79,7 +80,7 @@ def render(rows: list[dict], args) -> str:
         "# TimeVQVAE's evaluation protocol on vqldm_nb",
         "",
         f"Written by `benchmarks/bench_timevqvae_protocol.py` on {datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC.",
-        f"Command: `python benchmarks/bench_timevqvae_protocol.py --preset {args.preset} --fcn-steps {args.fcn_steps} "
+        f"Command: `python benchmarks/bench_timevqvae_protocol.py --preset {args.preset} --prior {args.prior} --fcn-steps {args.fcn_steps} "
         f"--posthoc-steps {args.posthoc_steps} --seed {args.seed} --data {' '.join(args.data)}`.",
         f"Machine: {platform.processor() or platform.machine()}, {os.cpu_count()} CPU cores visible, "
         f"device {get_device(args.device)}, torch {torch.__version__}, Python {platform.python_version()}.",
@@ -141,6 +142,7 @@ def render(rows: list[dict], args) -> str:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--preset", default="quick", choices=sorted(PRESETS), help="pipeline preset (default: quick)")
+    parser.add_argument("--prior", default="ar", choices=sorted(PRIOR_KINDS), help="prior family fitted over the codes (default: ar)")
     parser.add_argument("--data", nargs="+", default=list(PUBLISHED), choices=list(PUBLISHED), help="data sets to run")
     parser.add_argument("--fcn-steps", type=int, default=FCNConfig.steps, help="Adam updates of each FCN classifier")
     parser.add_argument("--posthoc-steps", type=int, default=PosthocConfig.steps,
