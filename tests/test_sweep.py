@@ -294,3 +294,33 @@ def test_command_rejects_bad_requests(tiny, capsys):
         assert sweep.sweep_main(parser.parse_args(["sweep", *argv, *common])) == 2
         assert message in capsys.readouterr().err
     assert not (tiny.folder / "runs").exists()
+
+
+@pytest.mark.parametrize("grid, message", [
+    ({"preset": ["quick", "huge"]}, "point preset=huge: unknown preset 'huge'"),
+    ({"prior": ["gan"]}, "point prior=gan: unknown prior 'gan'"),
+    ({"data": ["no-such-file.tsv"]}, "no-such-file.tsv"),
+])
+def test_pipeline_values_checked_before_kernel(tmp_path, monkeypatch, grid, message):
+    def no_worker(*args, **kwargs):
+        raise AssertionError("a worker was started for an invalid grid")
+    monkeypatch.setattr(sweep, "_start_worker", no_worker)
+    with pytest.raises(sweep.GridError) as error:
+        sweep.run_sweep(grid, tmp_path / "sweep", progress=False)
+    assert message in str(error.value)
+    assert not (tmp_path / "sweep").exists()
+
+
+def test_pipeline_relative_data_made_absolute(tmp_path, monkeypatch):
+    data = tmp_path / "beats.tsv"
+    data.write_text("".join(f"{i % 2}\t" + "\t".join(str(v) for v in range(8)) + "\n" for i in range(10)))
+    started = []
+    def record_worker(context, sweep_dir, name, spec):
+        started.append(spec)
+        raise KeyboardInterrupt  # stop the sweep at its first point: the parameters are all this test needs
+    monkeypatch.setattr(sweep, "_start_worker", record_worker)
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises((KeyboardInterrupt, sweep.SweepInterrupted)):
+        sweep.run_sweep({"data": ["beats.tsv"]}, tmp_path / "sweep", base_parameters={"preset": "quick"}, progress=False)
+    assert started, "no point was started"
+    assert started[0]["parameters"]["data"] == str(data.resolve())

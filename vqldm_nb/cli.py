@@ -11,8 +11,8 @@ import sys
 import time
 from pathlib import Path
 
-from .core import atomic_write_text, get_device
-from .run import PRESETS, PRIORS, RunDirectory, embedded_names, load_run_data, make_run_config
+from .core import atomic_write_text
+from .run import PRESETS, PRIORS, RunDirectory, check_pipeline_parameters
 from .evaluate import add_evaluate_subcommand, evaluate_main
 from .sweep import add_sweep_subcommand, sweep_main
 
@@ -70,18 +70,11 @@ def run_pipeline(out: str | Path, preset: str = "default", data: str = "ECG5000"
                  prior: str = "ar", seed: int = 0, device: str = "auto", log_output: bool = True) -> Path:
     "Execute the pipeline notebook into `out` and return the finished run folder."
     import papermill as pm
-    get_device(device)  # fails fast on an invalid or unavailable device
-    # The notebook runs inside the staging folder, so relative data paths must be made absolute here.
-    if data not in embedded_names():
-        data = str(Path(data).expanduser().resolve())
-    if test_data:
-        test_data = str(Path(test_data).expanduser().resolve())
-    cfg = make_run_config(preset, data=data, test_data=test_data, seed=seed, device=device, prior_kind=prior)
-    load_run_data(cfg)  # fails fast on a missing file, a bad value or series that are too short
+    # The notebook runs inside the staging folder, so the check also makes relative data paths absolute.
+    checked = check_pipeline_parameters(preset=preset, data=data, test_data=test_data, prior=prior, seed=seed, device=device)
     run_dir = RunDirectory(out)
     staging = run_dir.start()
-    parameters = dict(preset=preset, out_dir=str(staging), data=data, test_data=test_data,
-                      prior=prior, seed=seed, device=device)
+    parameters = dict(checked, out_dir=str(staging))
     report = staging / "report.ipynb"
     try:
         pm.execute_notebook(str(pipeline_notebook_path()), str(report), parameters=parameters,

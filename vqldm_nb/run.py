@@ -20,7 +20,7 @@ from .priors import PRIOR_KINDS, sample_codes_any
 
 # %% auto #0
 __all__ = ['PRESETS', 'SAMPLER_OPTIONS', 'PRIORS', 'RunConfig', 'make_run_config', 'generate_series', 'embedded_names',
-           'load_run_data', 'RunDirectory', 'save_figure', 'json_ready', 'write_metrics']
+           'load_run_data', 'check_pipeline_parameters', 'RunDirectory', 'save_figure', 'json_ready', 'write_metrics']
 
 # %% ../nbs/08_run.ipynb #ba8e0ef8
 PRESETS: dict[str, dict] = {
@@ -180,6 +180,21 @@ def _hold_out(data: SeriesSet, fraction: float, seed: int) -> tuple[SeriesSet, S
     n_test = max(1, int(round(fraction * len(data))))
     pick = lambda idx, tag: SeriesSet(data.x[idx], data.y[idx], data.classes, f"{data.source} ({tag})")
     return pick(np.sort(order[n_test:]), "train part"), pick(np.sort(order[:n_test]), "held-out part")
+
+# %% ../nbs/08_run.ipynb #4ed40442
+def check_pipeline_parameters(
+    preset: str = "default", data: str = "ECG5000", test_data: str = "", prior: str = "ar", seed: int = 0,
+    device: str = "auto", **others,  # other pipeline parameters (such as out_dir), returned unchanged
+) -> dict:
+    "Validate the pipeline notebook's parameters and return them with absolute data paths."
+    get_device(device)  # raises for an invalid or unavailable device
+    if data not in embedded_names():
+        data = str(Path(data).expanduser().resolve())
+    if test_data:
+        test_data = str(Path(test_data).expanduser().resolve())
+    cfg = make_run_config(preset, data=data, test_data=test_data, seed=seed, device=device, prior_kind=prior)
+    load_run_data(cfg)  # raises for a missing file, a bad value or series that are too short
+    return dict(others, preset=preset, data=data, test_data=test_data, prior=prior, seed=seed, device=device)
 
 # %% ../nbs/08_run.ipynb #a763f6ca
 class RunDirectory:

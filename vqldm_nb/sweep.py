@@ -28,7 +28,7 @@ from pathlib import Path
 from urllib.parse import quote
 
 from .core import atomic_write_json, atomic_write_text
-from .run import RunDirectory, save_figure
+from .run import RunDirectory, check_pipeline_parameters, save_figure
 
 # %% auto #0
 __all__ = ['logger', 'PARAMETER_TYPES', 'REQUIRED_FILES', 'NotebookParameter', 'notebook_parameters', 'GridError',
@@ -567,6 +567,24 @@ class _NoBar:
     def set_postfix(self, **kwargs): pass
     def close(self): pass
 
+def _is_pipeline(notebook: Path) -> bool:
+    return notebook.resolve() == _default_notebook().resolve() or notebook.name == _default_notebook().name
+
+def _check_pipeline_points(points: list[tuple[str, dict]], parameters: dict[str, NotebookParameter]) -> list[tuple[str, dict]]:
+    "Run `check_pipeline_parameters` on every point; return the points with absolute data paths."
+    defaults = {name: p.default for name, p in parameters.items() if name != "out_dir"}
+    checked, problems = [], []
+    for name, point in points:
+        try:
+            full = check_pipeline_parameters(**{**defaults, **point})
+        except (ValueError, OSError) as error:  # OSError: a data file that is missing or unreadable
+            problems.append(f"point {name}: {error}")
+            continue
+        checked.append((name, {key: full[key] for key in point}))
+    if problems:
+        raise GridError("invalid sweep: " + "; ".join(problems))
+    return checked
+
 def run_sweep(grid: dict[str, list], sweep_dir: str | Path, notebook: str | Path | None = None, jobs: int = 1,
               base_parameters: dict | None = None, progress: bool = True) -> SweepSummary:
     "Execute `notebook` once per point of `grid` into `sweep_dir/<point>/`, `jobs` at a time, and write the summary."
@@ -577,6 +595,8 @@ def run_sweep(grid: dict[str, list], sweep_dir: str | Path, notebook: str | Path
     out_dir_parameter = "out_dir" in parameters
     grid, base = validate_grid(grid, parameters, base_parameters, reserved=("out_dir",) if out_dir_parameter else ())
     points = [(point_name(p), {**base, **p}) for p in grid_points(grid)]
+    if _is_pipeline(notebook):
+        points = _check_pipeline_points(points, parameters)
     sweep_dir = Path(sweep_dir).resolve()
     if sweep_dir.exists() and not sweep_dir.is_dir():
         raise FileExistsError(f"{sweep_dir} exists and is not a directory: choose another sweep name or folder")
