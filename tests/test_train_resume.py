@@ -1,24 +1,24 @@
 """Kill a training process with SIGKILL in the middle of an epoch, resume it in a new process, and compare
 with an uninterrupted run: the final weights must be bitwise equal and no earlier checkpoint may be damaged."""
 
-import hashlib
 import os
 import pickle
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
 import torch
+from _helpers import child_env, file_digests, vqvae_weights, wait_for_file
 
-from vqldm_nb.train import TrainConfig, latest_checkpoint, load_train_state, load_vqvae, train_vqvae
+from vqldm_nb.train import TrainConfig, latest_checkpoint, load_train_state, train_vqvae
 
 CHILD = r'''
-import sys, time
+import sys
 from pathlib import Path
 import numpy as np, torch
+from _helpers import pause_after_first_checkpoint
 from vqldm_nb.autoencoder import VQVAE, VQVAEConfig
 from vqldm_nb.core import seed_everything
 from vqldm_nb.train import TrainConfig, save_vqvae, train_vqvae
@@ -31,14 +31,7 @@ seed_everything(cfg.seed)
 model = VQVAE(VQVAEConfig(hidden=8, n_down=2, n_res=1, codebook_size=16, code_dim=4,
                           quantizer={"dead_code_threshold": 1.0}))
 if mode == "hang":  # after the first checkpoint, stop in the middle of an epoch and wait to be killed
-    calls = {"n": 0}
-    def hook(module, args):
-        if (Path(ckpt) / "latest.json").exists():
-            calls["n"] += 1
-            if calls["n"] == 3:
-                (out.parent / "mid_epoch").touch()
-                time.sleep(600)
-    model.register_forward_pre_hook(hook)
+    pause_after_first_checkpoint(model, ckpt, out.parent / "mid_epoch")
 train_vqvae(model, x, cfg, resume=(mode == "resume"))
 save_vqvae(model, out)
 '''
@@ -47,32 +40,18 @@ save_vqvae(model, out)
 def _run(tmp_path, mode, ckpt, out, **kw):
     script = tmp_path / "child.py"
     script.write_text(CHILD)
-    env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    return subprocess.Popen([sys.executable, str(script), mode, str(ckpt), str(out)], env=env,
+    return subprocess.Popen([sys.executable, str(script), mode, str(ckpt), str(out)], env=child_env(),
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, **kw)
-
-
-def _digests(folder: Path) -> dict:
-    return {p.relative_to(folder).as_posix(): hashlib.sha256(p.read_bytes()).hexdigest()
-            for p in sorted(folder.rglob("*")) if p.is_file() and not p.name.endswith(".tmp")}
-
-
-def _weights(folder: Path) -> dict:
-    return load_vqvae(folder)[0].state_dict()
 
 
 def test_resume_after_sigkill_bitwise_equal(tmp_path):
     ckpt = tmp_path / "ckpt"
     hang = _run(tmp_path, "hang", ckpt, tmp_path / "unused")
-    deadline = time.time() + 240
-    while not (tmp_path / "mid_epoch").exists():
-        assert hang.poll() is None, hang.communicate()[1][-3000:]
-        assert time.time() < deadline, "the child never reached the middle of epoch 2"
-        time.sleep(0.05)
+    wait_for_file(tmp_path / "mid_epoch", hang, 240, "the middle of epoch 2")
     os.kill(hang.pid, signal.SIGKILL)
     hang.wait(30)
     assert hang.returncode == -signal.SIGKILL
-    before = _digests(ckpt)
+    before = file_digests(ckpt)
     folder = latest_checkpoint(ckpt)
     assert folder.name == "epoch_0001"
     model_state, tensors, scalars = load_train_state(folder)  # complete and readable after the kill
@@ -85,11 +64,11 @@ def test_resume_after_sigkill_bitwise_equal(tmp_path):
     for proc in (resumed, full):
         _, err = proc.communicate(timeout=300)
         assert proc.returncode == 0, err[-3000:]
-    a, b = _weights(tmp_path / "resumed"), _weights(tmp_path / "full")
+    a, b = vqvae_weights(tmp_path / "resumed"), vqvae_weights(tmp_path / "full")
     assert a.keys() == b.keys()
     for key in a:
         assert torch.equal(a[key], b[key]), f"{key} differs between the resumed and the uninterrupted run"
-    after = _digests(ckpt)
+    after = file_digests(ckpt)
     assert any(name.startswith("epoch_0001/") for name in before)
     for name, digest in before.items():
         if name == "latest.json":  # the pointer is meant to move on

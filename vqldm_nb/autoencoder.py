@@ -157,9 +157,13 @@ class VQVAE(nn.Module):
 
     def encode(self, x: torch.Tensor) -> torch.Tensor:
         "Encode `x (B, C, L)` into `z_e (B, D, N)`, padding on the right to a multiple of `downsample`."
-        if x.ndim != 3 or x.shape[1] != self.cfg.in_channels:
+        if x.ndim != 3:
             raise ValueError(f"expected x of shape (B, C={self.cfg.in_channels}, L), got {tuple(x.shape)}: "
                              "add the channel axis with x[:, None] for single-lead signals")
+        if x.shape[1] != self.cfg.in_channels:
+            raise ValueError(f"x has {x.shape[1]} channel(s) (shape {tuple(x.shape)}) but this VQ-VAE has "
+                             f"in_channels={self.cfg.in_channels}: pass series with {self.cfg.in_channels} channel(s), "
+                             f"or train a VQ-VAE with in_channels={x.shape[1]} on them")
         self.latent_length(x.shape[-1])  # raises for L < downsample
         # NOTE: the last code of a length that is not a multiple of downsample also encodes the replicated
         # padding, so the last few samples may be reconstructed slightly worse than the rest.

@@ -15,7 +15,8 @@ import numpy as np
 import torch
 
 # %% auto #0
-__all__ = ['UCR_SHA256', 'SeriesSet', 'load_series_file', 'ucr_path', 'sha256_file', 'load_ucr', 'Normalizer', 'plot_beats']
+__all__ = ['UCR_SHA256', 'SeriesSet', 'load_series_file', 'ucr_path', 'sha256_file', 'load_ucr', 'Normalizer', 'batch_to_tensor',
+           'NormalizedSeries', 'plot_beats']
 
 # %% ../nbs/01_data.ipynb #8ad55d61
 @dataclass
@@ -147,13 +148,30 @@ class Normalizer:
     std: np.ndarray   # (C,)
 
     @classmethod
-    def fit(cls, x: np.ndarray, eps: float = 1e-8) -> "Normalizer":
-        "Take mean and standard deviation per channel of `x (N, C, L)`."
-        x = np.asarray(x, dtype=np.float64)
-        return cls(mean=x.mean(axis=(0, 2)).astype(np.float32),
-                   std=np.maximum(x.std(axis=(0, 2)), eps).astype(np.float32))
+    def fit(
+        cls,
+        x: np.ndarray,  # (N, C, L) in memory, an np.memmap, or any array-like with len, shape and slicing
+        eps: float = 1e-8,  # lower bound of std, so a constant channel does not divide by zero
+        batch_size: int | None = None,  # series read at a time; None: an in-memory ndarray at once, else about 2**20 values
+    ) -> "Normalizer":
+        "Take mean and standard deviation per channel of `x (N, C, L)`, streaming over batches unless it is in memory."
+        if len(x) == 0:
+            raise ValueError("x is empty: fit the Normalizer on at least one series")
+        if batch_size is None and isinstance(x, np.ndarray) and not isinstance(x, np.memmap):
+            x = np.asarray(x, dtype=np.float64)
+            return cls(mean=x.mean(axis=(0, 2)).astype(np.float32),
+                       std=np.maximum(x.std(axis=(0, 2)), eps).astype(np.float32))
+        if batch_size is None:  # 2**20 values are 8 MiB in float64, a few times that with the temporaries
+            batch_size = max(1, 2**20 // max(1, x.shape[1] * x.shape[2]))
+        mean, var = _streaming_moments(x, batch_size)
+        return cls(mean=mean.astype(np.float32), std=np.maximum(np.sqrt(var), eps).astype(np.float32))
 
     def _stats(self, x):
+        shape = tuple(x.shape) if hasattr(x, "shape") else np.shape(x)
+        if len(shape) >= 2 and shape[-2] != len(self.mean):
+            raise ValueError(f"x has {shape[-2]} channel(s) (shape {shape}) but this Normalizer was fitted on "
+                             f"{len(self.mean)}: use the Normalizer saved with the model of these series, or fit one "
+                             f"on {shape[-2]}-channel data")
         shape = (-1, 1)  # broadcast over (..., C, L)
         if isinstance(x, torch.Tensor):
             return (torch.as_tensor(self.mean, dtype=x.dtype, device=x.device).reshape(shape),
@@ -161,7 +179,9 @@ class Normalizer:
         return self.mean.reshape(shape), self.std.reshape(shape)
 
     def transform(self, x):
-        "Standardise `x (..., C, L)`, a numpy array or a tensor."
+        "Standardise `x (..., C, L)`, a numpy array or a tensor; an `np.memmap` gives a lazy `NormalizedSeries`."
+        if isinstance(x, np.memmap):
+            return NormalizedSeries(x, self)
         mean, std = self._stats(x)
         return (x - mean) / std
 
@@ -176,6 +196,61 @@ class Normalizer:
     @classmethod
     def from_dict(cls, d: dict) -> "Normalizer":
         return cls(mean=np.asarray(d["mean"], dtype=np.float32), std=np.asarray(d["std"], dtype=np.float32))
+
+# %% ../nbs/01_data.ipynb #abc308b7
+def _streaming_moments(x, batch_size: int) -> tuple[np.ndarray, np.ndarray]:
+    "Return the per-channel mean and population variance `(C,)`, float64, of `x (N, C, L)` read `batch_size` series at a time."
+    if not (isinstance(batch_size, int) and batch_size >= 1):
+        raise ValueError(f"batch_size={batch_size!r} is invalid: use a positive integer")
+    channels = x.shape[1]
+    count, mean, m2 = 0, np.zeros(channels), np.zeros(channels)
+    for start in range(0, len(x), batch_size):
+        batch = np.asarray(x[start:start + batch_size], dtype=np.float64)  # (B, C, L)
+        n_b = batch.shape[0] * batch.shape[2]
+        mean_b = batch.mean(axis=(0, 2))
+        m2_b = ((batch - mean_b[:, None]) ** 2).sum(axis=(0, 2))
+        delta, total = mean_b - mean, count + n_b
+        mean, m2 = mean + delta * n_b / total, m2 + m2_b + delta**2 * count * n_b / total
+        count = total
+    return mean, m2 / count
+
+def batch_to_tensor(rows, device: str | torch.device = "cpu") -> torch.Tensor:
+    "Copy a batch `rows (B, C, L)` (array, memmap rows, nested lists or tensor) into a float32 tensor on `device`."
+    if torch.is_tensor(rows):
+        return rows.to(device=device, dtype=torch.float32)
+    # np.array copies, so a read-only memmap never reaches torch (which warns on non-writable arrays)
+    return torch.from_numpy(np.array(rows, dtype=np.float32)).to(device)
+
+class NormalizedSeries:
+    "A read-only view of `x (N, C, L)` whose rows come out standardised by `normalizer`; nothing is read until indexed."
+    def __init__(self, x, normalizer: Normalizer):
+        if len(x.shape) != 3:
+            raise ValueError(f"x must have shape (N, C, L); got shape {tuple(x.shape)}")
+        normalizer._stats(x)  # raises for a channel count the normalizer was not fitted on
+        self.x, self.normalizer = x, normalizer
+
+    @property
+    def shape(self) -> tuple[int, int, int]: return tuple(self.x.shape)
+
+    @property
+    def ndim(self) -> int: return 3
+
+    @property
+    def dtype(self) -> np.dtype: return np.result_type(self.x.dtype, self.normalizer.mean.dtype)
+
+    def __len__(self) -> int: return len(self.x)
+
+    def __getitem__(self, index) -> np.ndarray:
+        "Read the rows `index` selects (an int, slice or index array) and standardise them."
+        rows = np.asarray(self.x[index])
+        return self.normalizer.transform(rows)
+
+    def __array__(self, dtype=None, copy=None) -> np.ndarray:
+        # NOTE: this reads and standardises the whole array, so it is only for data that fits in memory.
+        full = self[:]
+        return full if dtype is None else full.astype(dtype)
+
+    def __repr__(self) -> str: return f"NormalizedSeries(shape={self.shape}, x={type(self.x).__name__})"
 
 # %% ../nbs/01_data.ipynb #775e2bf7
 def plot_beats(x: np.ndarray, y: np.ndarray, classes: list, n_per_class: int = 3, title: str = "", color: str = "C0", axes=None):

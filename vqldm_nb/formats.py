@@ -563,7 +563,6 @@ def iter_batches(
     rng: np.random.Generator | None = None,  # shuffle the order with this generator; None: file order
 ) -> Iterator[tuple[np.ndarray, np.ndarray]]:
     "Yield `(x (B, C, L) float32, y (B,))` batches, reading only the rows of each batch."
-    # TODO: feed train_vqvae from these batches; it takes an in-memory array today.
     order = np.arange(len(data)) if rng is None else rng.permutation(len(data))
     for start in range(0, len(order), batch_size):
         index = np.sort(order[start:start + batch_size])  # ascending rows read the file forwards
@@ -572,18 +571,7 @@ def iter_batches(
 
 def fit_normalizer(x: np.ndarray, batch_size: int = 1024, eps: float = 1e-8) -> Normalizer:
     "Fit a per-channel `Normalizer` on `x (N, C, L)` batch by batch, so a memmap is never loaded whole."
-    if len(x) == 0:
-        raise ValueError("fit_normalizer needs at least one series; x is empty")
-    count, mean, m2 = 0, np.zeros(x.shape[1]), np.zeros(x.shape[1])
-    for start in range(0, len(x), batch_size):
-        batch = np.asarray(x[start:start + batch_size], dtype=np.float64)  # (B, C, L)
-        n_b = batch.shape[0] * batch.shape[2]
-        mean_b = batch.mean(axis=(0, 2))
-        m2_b = ((batch - mean_b[:, None]) ** 2).sum(axis=(0, 2))
-        delta, total = mean_b - mean, count + n_b
-        mean, m2 = mean + delta * n_b / total, m2 + m2_b + delta**2 * count * n_b / total
-        count = total
-    return Normalizer(mean=mean.astype(np.float32), std=np.maximum(np.sqrt(m2 / count), eps).astype(np.float32))
+    return Normalizer.fit(x, eps=eps, batch_size=batch_size)
 
 # %% ../nbs/01a_formats.ipynb #a8259a41
 def resident_bytes() -> int | None:

@@ -22,7 +22,7 @@ from .prior_ar import (ARPriorConfig, PriorTrainConfig, TransformerPrior, fit_pr
 from .prior_latent_diffusion import LatentDiffusionConfig, LatentDiffusionPrior
 from .prior_maskgit import MaskGITPrior, MaskGITPriorConfig
 from .prior_wavenet import WaveNetPrior, WaveNetPriorConfig
-from .sample import encode_dataset, encode_latents
+from .sample import as_class_labels, encode_dataset, encode_latents
 from .train import TrainConfig, train_vqvae
 
 # %% auto #0
@@ -115,7 +115,10 @@ def sample_codes_any(
 ) -> torch.Tensor:
     "Draw `codes (n, N)` (long, every code in [0, K)) from any prior family."
     kind = prior_kind(prior)
-    labels = torch.as_tensor(np.asarray(labels) if not torch.is_tensor(labels) else labels).long().reshape(-1)
+    if prior.cfg.codebook_size != vqvae.cfg.codebook_size:
+        raise ValueError(f"prior has codebook_size={prior.cfg.codebook_size} but the VQ-VAE has {vqvae.cfg.codebook_size}: "
+                         "fit the prior on this VQ-VAE's codes, or load the VQ-VAE it was fitted on")
+    labels = as_class_labels(labels, prior.cfg.n_classes)
     if kind == "latent-diffusion":
         if top_p is not None:
             raise NotImplementedError(f"top_p={top_p} with a latent-diffusion prior: top-p filters logits over codes, "

@@ -13,22 +13,22 @@ import torch
 
 from .autoencoder import VQVAE
 from .core import get_device
-from .data import Normalizer
+from .data import Normalizer, batch_to_tensor
 from .prior_ar import TransformerPrior
 
 # %% auto #0
 __all__ = ['logger', 'encode_dataset', 'encode_latents', 'code_frequencies', 'entropy_bits', 'plot_code_histogram',
-           'uniform_prior_codes', 'ancestral_sample', 'plot_real_vs_generated']
+           'uniform_prior_codes', 'as_class_labels', 'ancestral_sample', 'plot_real_vs_generated']
 
 # %% ../nbs/06_sample.ipynb #424af677
 logger = logging.getLogger(__name__)
 
 # %% ../nbs/06_sample.ipynb #7fa78bd8
-def _encode_batches(vqvae: VQVAE, x, encode, batch_size: int, device) -> tuple[list[torch.Tensor], torch.Tensor]:
-    "Apply `encode(vqvae, batch)` to `x (M, C, L)` batch by batch in eval mode; return the CPU chunks and `x` as a tensor."
-    x = torch.as_tensor(np.asarray(x) if not torch.is_tensor(x) else x, dtype=torch.float32)
-    if x.ndim != 3:
-        raise ValueError(f"x must have shape (M, C, L), got {tuple(x.shape)}: add the channel axis with x[:, None] for single-lead series")
+def _encode_batches(vqvae: VQVAE, x, encode, batch_size: int, device) -> tuple[list[torch.Tensor], tuple]:
+    "Apply `encode(vqvae, batch)` to `x (M, C, L)` batch by batch in eval mode; return the CPU chunks and the shape of `x`."
+    shape = tuple(x.shape) if hasattr(x, "shape") else np.shape(x)
+    if len(shape) != 3:
+        raise ValueError(f"x must have shape (M, C, L), got {shape}: add the channel axis with x[:, None] for single-lead series")
     if batch_size < 1:
         raise ValueError(f"batch_size={batch_size} is invalid: use a positive integer")
     device = get_device(device)
@@ -36,20 +36,20 @@ def _encode_batches(vqvae: VQVAE, x, encode, batch_size: int, device) -> tuple[l
     vqvae.to(device).eval()
     try:
         with torch.no_grad():
-            chunks = [encode(vqvae, x[i:i + batch_size].to(device)).cpu() for i in range(0, len(x), batch_size)]
+            chunks = [encode(vqvae, batch_to_tensor(x[i:i + batch_size], device)).cpu() for i in range(0, shape[0], batch_size)]
     finally:
         vqvae.train(was_training)
-    return chunks, x
+    return chunks, shape
 
 def encode_dataset(
     vqvae: VQVAE,
-    x: np.ndarray | torch.Tensor,  # (M, C, L) normalised series
+    x: np.ndarray | torch.Tensor,  # (M, C, L) normalised series; a memmap or NormalizedSeries is read batch by batch
     batch_size: int = 256,
     device: str | torch.device = "auto",
 ) -> torch.Tensor:
     "Return the codes `(M, N)` (int64, on the CPU) of every series in `x`."
-    chunks, x = _encode_batches(vqvae, x, lambda model, batch: model.encode_codes(batch), batch_size, device)
-    return torch.cat(chunks) if chunks else torch.zeros(0, vqvae.latent_length(x.shape[-1]), dtype=torch.long)
+    chunks, shape = _encode_batches(vqvae, x, lambda model, batch: model.encode_codes(batch), batch_size, device)
+    return torch.cat(chunks) if chunks else torch.zeros(0, vqvae.latent_length(shape[-1]), dtype=torch.long)
 
 def encode_latents(
     vqvae: VQVAE,
@@ -58,8 +58,8 @@ def encode_latents(
     device: str | torch.device = "auto",
 ) -> torch.Tensor:
     "Return the encoder outputs `z_e (M, D, N)` (float32, on the CPU) of every series in `x`, before quantisation."
-    chunks, x = _encode_batches(vqvae, x, lambda model, batch: model.encode(batch).float(), batch_size, device)
-    return torch.cat(chunks) if chunks else torch.zeros(0, vqvae.cfg.code_dim, vqvae.latent_length(x.shape[-1]))
+    chunks, shape = _encode_batches(vqvae, x, lambda model, batch: model.encode(batch).float(), batch_size, device)
+    return torch.cat(chunks) if chunks else torch.zeros(0, vqvae.cfg.code_dim, vqvae.latent_length(shape[-1]))
 
 # %% ../nbs/06_sample.ipynb #87cf42b4
 def code_frequencies(codes: torch.Tensor | np.ndarray, K: int) -> np.ndarray:
@@ -110,6 +110,23 @@ def uniform_prior_codes(
     return torch.randint(K, (n, seq_len), generator=generator)
 
 # %% ../nbs/06_sample.ipynb #a8a598f3
+def as_class_labels(
+    labels,  # (n,) class index of each series to draw: a list, array or tensor of integers
+    n_classes: int,  # number of classes the prior was fitted on
+) -> torch.Tensor:
+    "Check `labels` of a class-conditional prior and return them as a long tensor `(n,)` on the CPU."
+    if labels is None:
+        raise ValueError(f"labels=None: a class-conditional prior needs the class of each series to draw, "
+                         f"integers in 0..{n_classes - 1}, e.g. labels=[0] * n for n series of class 0")
+    array = labels.detach().cpu().numpy() if torch.is_tensor(labels) else np.asarray(labels)
+    if array.size and not np.issubdtype(array.dtype, np.integer):
+        raise ValueError(f"labels of dtype {array.dtype} are invalid: pass integer class indices in 0..{n_classes - 1}")
+    array = array.astype(np.int64).reshape(-1)
+    if array.size and (array.min() < 0 or array.max() >= n_classes):
+        raise ValueError(f"labels must lie in 0..{n_classes - 1} (n_classes={n_classes}), got range "
+                         f"{array.min()}..{array.max()}: pass class indices of the classes the prior was fitted on")
+    return torch.from_numpy(array)
+
 def ancestral_sample(
     vqvae: VQVAE,
     prior: TransformerPrior,
@@ -127,7 +144,7 @@ def ancestral_sample(
     if prior.cfg.seq_len != vqvae.latent_length(length):
         raise ValueError(f"prior generates {prior.cfg.seq_len} codes but length={length} needs {vqvae.latent_length(length)}: "
                          "pass the length of the series the prior was fitted on")
-    labels = torch.as_tensor(np.asarray(labels), dtype=torch.long).reshape(-1)
+    labels = as_class_labels(labels, prior.cfg.n_classes)
     generator = torch.Generator().manual_seed(seed)
     vq_device = next(vqvae.parameters()).device
     chunks = []

@@ -20,13 +20,13 @@ import numpy as np
 import torch
 import torch.distributed as dist
 from torch.nn.parallel import DistributedDataParallel
-from torch.utils.data import BatchSampler, DataLoader, DistributedSampler, TensorDataset
+from torch.utils.data import BatchSampler, DataLoader, Dataset, DistributedSampler
 from tqdm.auto import tqdm
 
 from .autoencoder import VQVAE, VQVAEConfig
 from .core import (atomic_write_bytes, atomic_write_json, get_device, load_checkpoint, save_checkpoint,
                            seed_everything)
-from .data import Normalizer
+from .data import Normalizer, batch_to_tensor
 
 # %% auto #0
 __all__ = ['logger', 'TRAIN_STATE_FORMAT', 'TrainConfig', 'lr_at', 'usage_stats', 'setup_distributed', 'resolve_amp',
@@ -279,7 +279,7 @@ def load_train_state(folder: str | Path) -> tuple[dict, dict, dict]:
 # %% ../nbs/04_train.ipynb #7b36f733
 @torch.no_grad()
 def evaluate_mse(model: VQVAE, x: np.ndarray | torch.Tensor, batch_size: int = 256, device: str | torch.device | None = None) -> float:
-    "Return the reconstruction MSE of `model` on `x (N, C, L)` (units of `x`), in eval mode."
+    "Return the reconstruction MSE of `model` on `x (N, C, L)` (units of `x`), in eval mode, reading `batch_size` series at a time."
     if len(x) == 0:
         raise ValueError("x is empty: pass at least one series to evaluate")
     device = next(model.parameters()).device if device is None else get_device(device)
@@ -288,7 +288,7 @@ def evaluate_mse(model: VQVAE, x: np.ndarray | torch.Tensor, batch_size: int = 2
     total, count = 0.0, 0
     try:
         for i in range(0, len(x), batch_size):
-            xb = torch.as_tensor(x[i : i + batch_size], dtype=torch.float32, device=device)
+            xb = batch_to_tensor(x[i : i + batch_size], device)
             total += float(((model(xb).x_hat - xb) ** 2).sum())
             count += xb.numel()
     finally:
@@ -311,11 +311,21 @@ def _parameter_groups(model: VQVAE, weight_decay: float, codebook_lr_scale: floa
         groups.append({"params": [codebook], "weight_decay": 0.0, "lr_scale": codebook_lr_scale})
     return groups
 
-def _check_series(x, model: VQVAE, name: str) -> None:
-    if x.ndim != 3 or x.shape[1] != model.cfg.in_channels:
-        raise ValueError(f"{name} has shape {tuple(x.shape)}: expected (N, C={model.cfg.in_channels}, L)")
-    if not np.isfinite(np.asarray(x)).all():
-        raise ValueError(f"{name} contains NaN or infinite values: clean or impute the series before training")
+def _check_series(x, model: VQVAE, name: str, chunk_values: int = 2**22) -> None:
+    "Check the shape of `x (N, C, L)` and scan it for NaN, `chunk_values` numbers at a time, so a memmap is never read whole."
+    shape, channels = tuple(x.shape), model.cfg.in_channels
+    if len(shape) != 3:
+        raise ValueError(f"{name} has shape {shape}: expected (N, C={channels}, L); add the channel axis with x[:, None] "
+                         "for single-lead series")
+    if shape[1] != channels:
+        raise ValueError(f"{name} has {shape[1]} channel(s) (shape {shape}) but the VQ-VAE has in_channels={channels}: "
+                         f"pass series with {channels} channel(s), or build the VQ-VAE with in_channels={shape[1]}")
+    rows = max(1, chunk_values // max(1, shape[1] * shape[2]))
+    for start in range(0, shape[0], rows):
+        finite = np.isfinite(np.asarray(x[start : start + rows])).all(axis=(1, 2))
+        if not finite.all():
+            raise ValueError(f"{name} contains NaN or infinite values (first in series {start + int(np.argmin(finite))}): "
+                             "clean or impute the series before training")
 
 # %% ../nbs/04_train.ipynb #6110c5db
 _RESUME_KEYS = ("epochs", "batch_size", "lr", "codebook_lr_scale", "weight_decay", "schedule", "warmup_steps", "min_lr_ratio", "grad_clip", "seed", "amp")
@@ -332,9 +342,27 @@ def _check_resumable(scalars: dict, cfg: TrainConfig, world_size: int, folder: P
         raise ValueError(f"cannot resume from {folder}: it was written by {scalars['world_size']} processes and "
                          f"{world_size} run now; the data order depends on the number of processes")
 
-def _batches(x: torch.Tensor, cfg: TrainConfig, generator: torch.Generator, epoch: int,
+class _SeriesRows(Dataset):
+    "Batches of rows of `x (N, C, L)`, an array, memmap, `NormalizedSeries` or tensor, read one batch at a time."
+    def __init__(self, x):
+        self.x = x
+
+    def __len__(self) -> int:
+        return len(self.x)
+
+    def __getitem__(self, index: list[int]) -> tuple[torch.Tensor]:
+        index = np.asarray(index, dtype=np.int64)
+        ascending = np.argsort(index, kind="stable")
+        # Ascending rows read a memory-mapped file forwards; writing them back to their places in the batch
+        # keeps the shuffled order, so the batch is bitwise the one an in-memory x[index] gives.
+        rows = batch_to_tensor(self.x[index[ascending]])  # (b, C, L)
+        batch = torch.empty_like(rows)
+        batch[torch.from_numpy(ascending)] = rows
+        return (batch,)
+
+def _batches(x, cfg: TrainConfig, generator: torch.Generator, epoch: int,
              rank: int, world_size: int, pin: bool) -> DataLoader:
-    "Return a loader of this process's shuffled mini-batches `(b, C, L)` for `epoch`."
+    "Return a loader of this process's shuffled mini-batches `(b, C, L)` for `epoch`, gathered from `x` batch by batch."
     if world_size == 1:
         order = torch.randperm(len(x), generator=generator).tolist()
     else:
@@ -342,7 +370,7 @@ def _batches(x: torch.Tensor, cfg: TrainConfig, generator: torch.Generator, epoc
         sampler.set_epoch(epoch)
         order = list(sampler)
     batches = BatchSampler(order, cfg.batch_size, drop_last=False)
-    return DataLoader(TensorDataset(x), sampler=batches, batch_size=None, num_workers=0, pin_memory=pin)
+    return DataLoader(_SeriesRows(x), sampler=batches, batch_size=None, num_workers=0, pin_memory=pin)
 
 def _train_epoch(forward, model: VQVAE, optimizer, loader: DataLoader, cfg: TrainConfig, device: torch.device,
                  amp_dtype: torch.dtype | None, step: int, total_steps: int, counts: torch.Tensor | None) -> tuple[torch.Tensor, int]:
@@ -390,7 +418,7 @@ def _resume(resume: bool | str | Path, cfg: TrainConfig, world_size: int) -> tup
 
 def train_vqvae(
     model: VQVAE,
-    x_train: np.ndarray,  # (N, C, L) normalised training series
+    x_train: np.ndarray,  # (N, C, L) normalised training series: an array, a memmap or a NormalizedSeries
     cfg: TrainConfig,
     x_val: np.ndarray | None = None,  # (M, C, L) normalised validation series, or None
     resume: bool | str | Path = False,  # True: continue from the latest checkpoint in cfg.checkpoint_dir (if any); or a checkpoint folder
@@ -406,8 +434,7 @@ def train_vqvae(
     generator = seed_everything(cfg.seed)
     model.to(device).train()
     pin = device.type == "cuda"
-    x = torch.as_tensor(np.asarray(x_train), dtype=torch.float32)  # stays on the CPU; batches are copied over
-    x = x.pin_memory() if pin else x
+    x = x_train  # read one batch at a time, so a memmap is never loaded whole; each batch is pinned on CUDA
     optimizer = torch.optim.AdamW(_parameter_groups(model, cfg.weight_decay, cfg.codebook_lr_scale), lr=cfg.lr)
     total_steps = cfg.epochs * math.ceil(math.ceil(len(x) / world_size) / cfg.batch_size)
     step, start_epoch, history = 0, 0, []
