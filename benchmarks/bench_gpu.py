@@ -20,6 +20,7 @@ from vqldm_nb.autoencoder import VQVAE, VQVAEConfig
 from vqldm_nb.core import get_device, seed_everything
 from vqldm_nb.data import Normalizer, load_ucr
 from vqldm_nb.prior_ar import ARPriorConfig, TransformerPrior
+from vqldm_nb.prior_maskgit import MaskGITPrior, MaskGITPriorConfig
 from vqldm_nb.train import TrainConfig, train_vqvae
 
 HERE = Path(__file__).resolve().parent
@@ -59,6 +60,31 @@ def sample_rate(device: torch.device, n: int, amp: bool) -> float:
     return n / (time.perf_counter() - start)
 
 
+def decoding_rates(device: torch.device, batch_sizes: tuple[int, ...], min_seconds: float = 1.0) -> list[dict]:
+    "Return series/s of the cached transformer and of MaskGIT (4 and 8 steps), untrained, same size, per batch size."
+    seed_everything(0)
+    size = dict(codebook_size=256, n_classes=5, seq_len=35, d_model=128, n_layers=4, n_heads=4)
+    transformer = TransformerPrior(ARPriorConfig(**size)).to(device).eval()
+    maskgit = MaskGITPrior(MaskGITPriorConfig(**size)).to(device).eval()
+    samplers = [("transformer, key/value cache", lambda labels, seed: transformer.sample_codes(labels, seed=seed)),
+                ("MaskGIT, 4 steps", lambda labels, seed: maskgit.sample_codes(labels, seed=seed, steps=4)),
+                ("MaskGIT, 8 steps", lambda labels, seed: maskgit.sample_codes(labels, seed=seed, steps=8))]
+    rows = []
+    for batch_size in batch_sizes:
+        labels = torch.arange(batch_size) % 5
+        for name, sample in samplers:
+            sample(labels, 0)  # warm-up
+            calls, start = 0, time.perf_counter()
+            while time.perf_counter() - start < min_seconds:
+                sample(labels, calls)
+                calls += 1
+            if device.type == "cuda":
+                torch.cuda.synchronize()
+            rows.append({"batch_size": batch_size, "sampler": name,
+                         "series_per_s": calls * batch_size / (time.perf_counter() - start)})
+    return rows
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="small workload (the CPU path)")
@@ -78,6 +104,7 @@ def main() -> None:
         print(f"train amp={amp} compile={compile_}: {r['steps_per_s']:.1f} steps/s", flush=True)
     n_sample = 32 if quick else 1024
     sampling = [(amp, sample_rate(device, n_sample, amp)) for amp in ((False, True) if cuda else (False,))]
+    decoding = decoding_rates(device, tuple(sorted({1, 64, n_sample})), min_seconds=0.3 if quick else 2.0)
     name = torch.cuda.get_device_name(device) if cuda else (platform.processor() or platform.machine())
     if not cuda:
         try:
@@ -103,6 +130,13 @@ def main() -> None:
     lines += ["", f"Ancestral sampling from an untrained TransformerPrior (K=256, N=35, d_model=128, 4 layers), {n_sample} series in one batch:",
               "", "| autocast bf16 | series/s |", "|---|---:|"]
     lines += [f"| {amp} | {rate:.0f} |" for amp, rate in sampling]
+    lines += ["", "Code sampling by batch size, untrained priors of one size (K=256, N=35, d_model=128, 4 layers), "
+              "full precision; the ratio is to the cached transformer at the same batch size:",
+              "", "| batch size | sampler | series/s | ratio |", "|---:|---|---:|---:|"]
+    for r in decoding:
+        base = next(b["series_per_s"] for b in decoding
+                    if b["batch_size"] == r["batch_size"] and b["sampler"] == "transformer, key/value cache")
+        lines.append(f"| {r['batch_size']} | {r['sampler']} | {r['series_per_s']:.0f} | {r['series_per_s'] / base:.2f}x |")
     args.out.write_text("\n".join(lines) + "\n")
     print("\n".join(lines))
 
