@@ -204,13 +204,16 @@ def decode(
     top_p: float | None = None,
     steps: int = 8,  # T, parallel decoding steps, 1..N
     choice_temperature: float = 4.5,  # scale of the Gumbel noise on confidences at the first step; 0 disables
+    order: str = "confidence",  # "confidence": commit the most confident predictions first; "random": uniformly random positions
 ) -> MaskGITTrace:
-    "Generate codes in `steps` parallel steps, committing the most confident predictions first; return the full trace."
+    "Generate codes in `steps` parallel steps, committing the positions that `order` picks first; return the full trace."
     cfg = self.cfg
     check_sampling_options(temperature, top_k, top_p, cfg.codebook_size)
     guided_logits(torch.zeros(1), torch.zeros(1), guidance_scale)  # validates guidance_scale
     if not choice_temperature >= 0:
         raise ValueError(f"choice_temperature={choice_temperature} is invalid: use 0 (no noise) or a positive number")
+    if order not in ("confidence", "random"):
+        raise ValueError(f"order={order!r} is invalid: use 'confidence' or 'random'")
 
     counts = tokens_to_commit(cfg.seq_len, steps)
     labels = torch.as_tensor(labels, dtype=torch.long).reshape(-1)
@@ -231,10 +234,13 @@ def decode(
             if guided:
                 logits = guided_logits(logits[:n], logits[n:], guidance_scale)  # (n, N, K)
             sampled = sample_from_logits(logits, temperature, top_k, top_p, gen)  # (n, N)
-            confidence = torch.log_softmax(logits, -1).gather(-1, sampled[..., None])[..., 0].clamp_min(-1e9)  # (n, N)
-            noise_scale = choice_temperature * (1 - (t + 1) / steps)
-            if noise_scale > 0:
-                confidence = confidence + noise_scale * gumbel_noise(confidence.shape, gen)
+            if order == "random":  # i.i.d. Gumbel scores rank the masked positions uniformly at random
+                confidence = gumbel_noise(sampled.shape, gen)
+            else:
+                confidence = torch.log_softmax(logits, -1).gather(-1, sampled[..., None])[..., 0].clamp_min(-1e9)  # (n, N)
+                noise_scale = choice_temperature * (1 - (t + 1) / steps)
+                if noise_scale > 0:
+                    confidence = confidence + noise_scale * gumbel_noise(confidence.shape, gen)
             confidence = confidence.masked_fill(tokens != cfg.mask_id, float("-inf"))  # only masked positions compete
 
             commit = confidence.topk(n_commit, dim=1).indices  # (n, n_commit)
@@ -247,9 +253,9 @@ def decode(
 @patch
 def sample_codes(self: MaskGITPrior, labels, seed: int = 0, temperature: float = 1.0, top_k: int | None = None,
                  guidance_scale: float = 1.0, top_p: float | None = None, steps: int = 8,
-                 choice_temperature: float = 4.5) -> torch.Tensor:
+                 choice_temperature: float = 4.5, order: str = "confidence") -> torch.Tensor:
     "Draw `codes (n, N)` with `decode`; every code is in 0..K-1."
-    return self.decode(labels, seed, temperature, top_k, guidance_scale, top_p, steps, choice_temperature).codes
+    return self.decode(labels, seed, temperature, top_k, guidance_scale, top_p, steps, choice_temperature, order).codes
 
 # %% ../nbs/12_prior_maskgit.ipynb #0c6aa7e2
 @patch
