@@ -34,9 +34,8 @@ SAMPLER_ROWS = [
     ("MaskGIT, 4 steps", "maskgit", dict(steps=4)),
     ("MaskGIT, 8 steps", "maskgit", dict(steps=8)),
     ("MaskGIT, 16 steps", "maskgit", dict(steps=16)),
-    # A Gumbel scale of 1000 drowns the confidences, so positions are committed in random order
-    ("MaskGIT, 4 steps, random order", "maskgit", dict(steps=4, choice_temperature=1000.0)),
-    ("MaskGIT, 8 steps, random order", "maskgit", dict(steps=8, choice_temperature=1000.0)),
+    ("MaskGIT, 4 steps, random order", "maskgit", dict(steps=4, order="random")),
+    ("MaskGIT, 8 steps, random order", "maskgit", dict(steps=8, order="random")),
     ("latent diffusion, DDIM 10 steps", "latent-diffusion", dict(steps=10)),
     ("latent diffusion, DDIM 50 steps", "latent-diffusion", dict(steps=50)),
     ("latent diffusion, DDIM 200 steps", "latent-diffusion", dict(steps=200)),
