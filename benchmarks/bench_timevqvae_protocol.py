@@ -6,7 +6,11 @@ class counts, and scores them against TEST with `vqldm_nb.evaluate.evaluate_run`
 once per data set and seed and cached under the work folder. The table sets the numbers beside the
 values published for TimeVQVAE and beside the real train-versus-test reference.
 
-Usage: python benchmarks/bench_timevqvae_protocol.py [--preset quick] [--prior ar] [--data ECG5000 ECG200 ECGFiveDays]
+Each data set's row is also saved under the work folder; a later call reuses a saved row of the same
+settings instead of training again (pass --rerun to train anyway), so one call can render the table
+from rows computed by earlier ones.
+
+Usage: python benchmarks/bench_timevqvae_protocol.py [--preset quick] [--data-preset ECG200=small-data] [--prior ar] [--rerun] [--data ECG5000 ECG200 ECGFiveDays]
        [--fcn-steps 1000] [--posthoc-steps 500] [--seed 0] [--device auto] [--work runs/timevqvae_protocol]
        [--out benchmarks/timevqvae_protocol.md]
 """
@@ -49,16 +53,22 @@ def cpu_seconds() -> float:
     return total
 
 
-def benchmark(name: str, args) -> dict:
+def row_path(name: str, preset: str, args) -> Path:
+    "Return the file that stores the row of data set `name` for these settings."
+    return (Path(args.work) / "rows" /
+            f"{name}-{preset}-{args.prior}-seed{args.seed}-fcn{args.fcn_steps}-posthoc{args.posthoc_steps}.json")
+
+
+def benchmark(name: str, preset: str, args) -> dict:
     "Run the pipeline and the evaluation on data set `name`; return the row of the table."
     work = Path(args.work)
-    run_dir = work / f"{name}-{args.preset}-{args.prior}-seed{args.seed}"
+    run_dir = work / f"{name}-{preset}-{args.prior}-seed{args.seed}"
     cpu_start, wall_start = cpu_seconds(), time.time()
-    run_pipeline(run_dir, preset=args.preset, data=name, prior=args.prior, seed=args.seed, device=args.device, log_output=False)
+    run_pipeline(run_dir, preset=preset, data=name, prior=args.prior, seed=args.seed, device=args.device, log_output=False)
     pipeline_cpu, pipeline_wall = cpu_seconds() - cpu_start, time.time() - wall_start
 
     n_test = len(load_ucr(name, "test"))
-    n_samples = max(n_test, PRESETS[args.preset]["priors"][args.prior]["train"]["batch_size"])
+    n_samples = max(n_test, PRESETS[preset]["priors"][args.prior]["train"]["batch_size"])
     cpu_start, wall_start = cpu_seconds(), time.time()
     evaluation = evaluate_run(
         run_dir, n_samples=n_samples,
@@ -67,7 +77,7 @@ def benchmark(name: str, args) -> dict:
         cache_dir=work / "fcn_cache")
     prior = json.loads((run_dir / "prior.json").read_text())
     return {
-        "data": name, "run_dir": str(run_dir), "n_samples": n_samples, "evaluation": evaluation,
+        "data": name, "preset": preset, "run_dir": str(run_dir), "n_samples": n_samples, "evaluation": evaluation,
         "prior": f"{prior['kind']} ({', '.join(f'{k}={v}' for k, v in prior['config']['prior'].items())})",
         "pipeline_cpu_s": pipeline_cpu, "pipeline_wall_s": pipeline_wall,
         "evaluation_cpu_s": cpu_seconds() - cpu_start, "evaluation_wall_s": time.time() - wall_start,
@@ -80,7 +90,9 @@ def render(rows: list[dict], args) -> str:
         "# TimeVQVAE's evaluation protocol on vqldm_nb",
         "",
         f"Written by `benchmarks/bench_timevqvae_protocol.py` on {datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC.",
-        f"Command: `python benchmarks/bench_timevqvae_protocol.py --preset {args.preset} --prior {args.prior} --fcn-steps {args.fcn_steps} "
+        f"Command: `python benchmarks/bench_timevqvae_protocol.py --preset {args.preset}"
+        + "".join(f" --data-preset {name}={preset}" for name, preset in args.data_preset.items())
+        + f" --prior {args.prior} --fcn-steps {args.fcn_steps} "
         f"--posthoc-steps {args.posthoc_steps} --seed {args.seed} --data {' '.join(args.data)}`.",
         f"Machine: {platform.processor() or platform.machine()}, {os.cpu_count()} CPU cores visible, "
         f"device {get_device(args.device)}, torch {torch.__version__}, Python {platform.python_version()}.",
@@ -125,7 +137,7 @@ def render(rows: list[dict], args) -> str:
     lines += ["", "Time and prior:", "", "| data | preset | prior | pipeline CPU s (wall s) | evaluation CPU s (wall s) |",
               "|---|---|---|---|---|"]
     for row in rows:
-        lines.append(f"| {row['data']} | {args.preset} | {row['prior']} | {row['pipeline_cpu_s']:.0f} ({row['pipeline_wall_s']:.0f}) "
+        lines.append(f"| {row['data']} | {row['preset']} | {row['prior']} | {row['pipeline_cpu_s']:.0f} ({row['pipeline_wall_s']:.0f}) "
                      f"| {row['evaluation_cpu_s']:.0f} ({row['evaluation_wall_s']:.0f}) |")
     lines += [
         "",
@@ -142,6 +154,9 @@ def render(rows: list[dict], args) -> str:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--preset", default="quick", choices=sorted(PRESETS), help="pipeline preset (default: quick)")
+    parser.add_argument("--data-preset", nargs="+", default=[], metavar="NAME=PRESET",
+                        help="preset for one data set instead of --preset, e.g. ECG200=small-data")
+    parser.add_argument("--rerun", action="store_true", help="train again even where a saved row of the same settings exists")
     parser.add_argument("--prior", default="ar", choices=sorted(PRIOR_KINDS), help="prior family fitted over the codes (default: ar)")
     parser.add_argument("--data", nargs="+", default=list(PUBLISHED), choices=list(PUBLISHED), help="data sets to run")
     parser.add_argument("--fcn-steps", type=int, default=FCNConfig.steps, help="Adam updates of each FCN classifier")
@@ -152,11 +167,26 @@ def main() -> None:
     parser.add_argument("--work", default="runs/timevqvae_protocol", help="folder for the run folders and the FCN cache")
     parser.add_argument("--out", default="benchmarks/timevqvae_protocol.md", help="Markdown page to write")
     args = parser.parse_args()
+    data_preset = {}
+    for item in args.data_preset:
+        name, _, preset = item.partition("=")
+        if name not in PUBLISHED or preset not in PRESETS:
+            parser.error(f"--data-preset {item!r} is invalid: use NAME=PRESET with NAME in {list(PUBLISHED)} "
+                         f"and PRESET in {sorted(PRESETS)}")
+        data_preset[name] = preset
+    args.data_preset = data_preset
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
     rows = []
     for name in args.data:
-        logging.info("benchmark: %s, preset %s", name, args.preset)
-        rows.append(benchmark(name, args))
+        preset = args.data_preset.get(name, args.preset)
+        saved = row_path(name, preset, args)
+        if saved.is_file() and not args.rerun:
+            logging.info("benchmark: %s, preset %s: reusing %s", name, preset, saved)
+            rows.append(json.loads(saved.read_text()))
+        else:
+            logging.info("benchmark: %s, preset %s", name, preset)
+            rows.append(benchmark(name, preset, args))
+            atomic_write_text(saved, json.dumps(rows[-1], indent=2, default=str))
         atomic_write_text(args.out, render(rows, args))  # rewritten after each data set
     atomic_write_text(Path(args.work) / "timevqvae_protocol.json",
                       json.dumps({"args": vars(args), "rows": rows}, indent=2, default=str))

@@ -42,7 +42,8 @@ def build_parser() -> argparse.ArgumentParser:
                                           "them, and write metrics.json, figures, checkpoints and a report to --out.")
     run.add_argument("--out", required=True, help="output folder of the run; an earlier run there is replaced only when this one finishes")
     run.add_argument("--preset", default="default", choices=sorted(PRESETS),
-                     help="model sizes and training lengths: 'quick' (under 2 minutes on 2 CPU cores) or 'default' (about 3 minutes on 2 idle CPU cores)")
+                     help="model sizes and training lengths: 'quick' (under 2 minutes on 2 CPU cores), 'default' (about 3 minutes "
+                          "on 2 idle CPU cores) or 'small-data' (for a few hundred training series or fewer)")
     run.add_argument("--data", default="ECG5000",
                      help="embedded UCR data set name (ECG5000, ECG200, ECGFiveDays) or path of a UCR-format training file "
                           "(label first, then the values, tab or comma separated; default: ECG5000)")

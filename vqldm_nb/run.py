@@ -55,6 +55,21 @@ PRESETS: dict[str, dict] = {
         },
         samples_per_class=100, temperature=1.0, top_k=0,
     ),
+    "small-data": dict(
+        vqvae=dict(hidden=32, n_down=2, n_res=2, codebook_size=32, code_dim=16),
+        train=dict(epochs=300, batch_size=16, lr=2e-3),
+        priors={
+            "ar": dict(model=dict(d_model=64, n_layers=2, n_heads=4, dropout=0.3),
+                       train=dict(epochs=150, batch_size=16, lr=1e-3, warmup_steps=50)),
+            "wavenet": dict(model=dict(residual_channels=32, skip_channels=64, n_layers=6),
+                            train=dict(epochs=100, batch_size=16, lr=2e-3, warmup_steps=50)),
+            "maskgit": dict(model=dict(d_model=64, n_layers=2, n_heads=4, dropout=0.3),
+                            train=dict(epochs=300, batch_size=16, lr=1e-3, warmup_steps=50)),
+            "latent-diffusion": dict(model=dict(d_model=64, n_layers=3, n_heads=4),
+                                     train=dict(epochs=1000, batch_size=16, lr=2e-3, warmup_steps=100)),
+        },
+        samples_per_class=50, temperature=1.0, top_k=0,
+    ),
 }
 
 # Options of each family's sampler that the pipeline passes on (steps of parallel decoding or of DDIM).
