@@ -157,7 +157,8 @@ COMPARISON_PRIOR_OPTIONS: dict[str, dict] = {
     "ar": dict(d_model=128, n_layers=4, n_heads=4, dropout=0.2, p_uncond=0.1),
     "wavenet": dict(residual_channels=64, skip_channels=128, n_layers=6, dropout=0.1, p_uncond=0.1),
     "maskgit": dict(d_model=128, n_layers=4, n_heads=4, dropout=0.1, p_uncond=0.1),
-    "latent-diffusion": dict(d_model=128, n_layers=4, n_heads=4, p_uncond=0.1),
+    # v-prediction, because on ECG5000 its samples were far less noisy than eps-prediction's (MMD² 0.003 vs 0.048, chapter 13).
+    "latent-diffusion": dict(d_model=128, n_layers=4, n_heads=4, p_uncond=0.1, prediction="v"),
 }
 # Epochs and learning rates per family, those of each family's chapter on ECG5000; the diffusion
 # prior takes more epochs because each step trains a single noise level.

@@ -34,7 +34,8 @@ PRESETS: dict[str, dict] = {
                             train=dict(epochs=15, batch_size=32, lr=2e-3, warmup_steps=50)),
             "maskgit": dict(model=dict(d_model=64, n_layers=2, n_heads=4, dropout=0.1),
                             train=dict(epochs=40, batch_size=32, lr=2e-3, warmup_steps=50)),
-            "latent-diffusion": dict(model=dict(d_model=64, n_layers=3, n_heads=4),
+            # Both presets use v-prediction because on ECG5000 its samples were far less noisy than eps-prediction's (MMD² 0.003 vs 0.048, chapter 13).
+            "latent-diffusion": dict(model=dict(d_model=64, n_layers=3, n_heads=4, prediction="v"),
                                      train=dict(epochs=100, batch_size=64, lr=2e-3, warmup_steps=100)),
         },
         samples_per_class=20, temperature=1.0, top_k=0,
@@ -50,7 +51,7 @@ PRESETS: dict[str, dict] = {
                             train=dict(epochs=25, batch_size=32, lr=2e-3, warmup_steps=100)),
             "maskgit": dict(model=dict(d_model=128, n_layers=4, n_heads=4, dropout=0.1),
                             train=dict(epochs=60, batch_size=32, lr=1e-3, warmup_steps=100)),
-            "latent-diffusion": dict(model=dict(d_model=64, n_layers=3, n_heads=4),
+            "latent-diffusion": dict(model=dict(d_model=64, n_layers=3, n_heads=4, prediction="v"),
                                      train=dict(epochs=500, batch_size=64, lr=2e-3, warmup_steps=200)),
         },
         samples_per_class=100, temperature=1.0, top_k=0,
