@@ -84,6 +84,18 @@ def benchmark(name: str, preset: str, args) -> dict:
     }
 
 
+def other_presets(args) -> list[dict]:
+    "Return the saved rows of the requested data sets under presets other than the ones of this call."
+    rows = []
+    for name in args.data:
+        chosen = row_path(name, args.data_preset.get(name, args.preset), args)
+        for preset in sorted(PRESETS):
+            path = row_path(name, preset, args)
+            if path != chosen and path.is_file():
+                rows.append(json.loads(path.read_text()))
+    return rows
+
+
 def render(rows: list[dict], args) -> str:
     "Return the Markdown page of the benchmark."
     lines = [
@@ -102,28 +114,29 @@ def render(rows: list[dict], args) -> str:
         f"FID and IS use the pooled features and class probabilities of an FCN (Wang et al. 2017; filters 128, 256, 128; "
         f"kernels 8, 5, 3) trained on TRAIN for {args.fcn_steps} Adam steps of {FCNConfig.batch_size} series. "
         "CAS is the TEST accuracy of the same FCN trained on the samples. The reference columns score real TRAIN "
-        "against TEST: the value a perfect generator would reach.",
+        "against TEST: the value a perfect generator would reach. Rows of other presets saved by earlier calls "
+        "with the same prior, seed and classifier settings follow the rows of this call.",
         "",
         "**The numbers are not directly comparable with TimeVQVAE's.** FID and IS depend on the classifier's "
         "weights, and this FCN is trained here with another implementation, another training length and another "
         "seed than the one behind the published values. Compare each FID with the reference FID of the same row. "
         "CAS depends on the classifier less, but still on its training length.",
         "",
-        "| data | FID | FID real | FID TimeVQVAE | IS | IS real | IS TimeVQVAE | CAS | CAS real | CAS TimeVQVAE | samples |",
+        "| data (preset) | FID | FID real | FID TimeVQVAE | IS | IS real | IS TimeVQVAE | CAS | CAS real | CAS TimeVQVAE | samples |",
         "|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for row in rows:
         syn, ref = row["evaluation"]["synthetic"], row["evaluation"]["real_reference"]
         pub = PUBLISHED[row["data"]]
         lines.append(
-            f"| {row['data']} | {syn['fid']:.2f} | {ref['fid']:.2f} | {pub['fid']:.1f} "
+            f"| {row['data']} ({row['preset']}) | {syn['fid']:.2f} | {ref['fid']:.2f} | {pub['fid']:.1f} "
             f"| {syn['inception_score']:.2f} | {ref['inception_score']:.2f} | {pub['inception_score']:.1f} "
             f"| {100 * syn['cas']:.1f}% | {100 * ref['cas']:.1f}% | {100 * pub['cas']:.1f}% | {row['n_samples']} |")
     lines += [
         "",
         "Other numbers of `evaluate_run` (generated / real reference):",
         "",
-        "| data | discriminative | predictive MAE | PSD distance | ACF distance | MMD² | near copies | reconstruction MSE | PRD % |",
+        "| data (preset) | discriminative | predictive MAE | PSD distance | ACF distance | MMD² | near copies | reconstruction MSE | PRD % |",
         "|---|---|---|---|---|---|---|---|---|",
     ]
     for row in rows:
@@ -131,7 +144,7 @@ def render(rows: list[dict], args) -> str:
         rec = row["evaluation"]["reconstruction"]
         pair = lambda key, fmt: f"{format(syn[key], fmt)} / {format(ref[key], fmt)}"
         lines.append(
-            f"| {row['data']} | {pair('discriminative_score', '.3f')} | {pair('predictive_score_mae', '.4f')} "
+            f"| {row['data']} ({row['preset']}) | {pair('discriminative_score', '.3f')} | {pair('predictive_score_mae', '.4f')} "
             f"| {pair('psd_distance', '.3f')} | {pair('acf_distance', '.4f')} | {pair('mmd2', '.4f')} "
             f"| {syn['near_copy_fraction']:.3f} | {rec['mse_normalised']:.4f} | {rec['prd_percent']:.1f} |")
     lines += ["", "Time and prior:", "", "| data | preset | prior | pipeline CPU s (wall s) | evaluation CPU s (wall s) |",
@@ -187,7 +200,7 @@ def main() -> None:
             logging.info("benchmark: %s, preset %s", name, preset)
             rows.append(benchmark(name, preset, args))
             atomic_write_text(saved, json.dumps(rows[-1], indent=2, default=str))
-        atomic_write_text(args.out, render(rows, args))  # rewritten after each data set
+        atomic_write_text(args.out, render(rows + other_presets(args), args))  # rewritten after each data set
     atomic_write_text(Path(args.work) / "timevqvae_protocol.json",
                       json.dumps({"args": vars(args), "rows": rows}, indent=2, default=str))
     print(f"wrote {args.out}")
