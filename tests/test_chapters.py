@@ -13,7 +13,8 @@ NBS = ROOT / "nbs"
 TMP = "<tmp_path>"  # replaced by the test's temporary folder before papermill runs the chapter
 
 # NOTE: `OMP_NUM_THREADS=1 pytest tests/test_chapters.py` took 277 s on two CPU cores shared with other jobs
-# (load average 3.5) when 19 of the 21 chapters ran; starting each chapter's kernel costs about 4-5 s.
+# (load average 3.5) when 19 of the 21 chapters ran. Starting each chapter's kernel costs about 4-5 s.
+
 # Small parameter values for each chapter. Where a chapter checks the quality of its training, the values
 # match the sizes that `nbdev_test` runs under IN_TEST, so those checks still pass.
 SMALL = {

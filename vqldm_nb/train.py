@@ -353,8 +353,8 @@ class _SeriesRows(Dataset):
     def __getitem__(self, index: list[int]) -> tuple[torch.Tensor]:
         index = np.asarray(index, dtype=np.int64)
         ascending = np.argsort(index, kind="stable")
-        # Ascending rows read a memory-mapped file forwards; writing them back to their places in the batch
-        # keeps the shuffled order, so the batch is bitwise the one an in-memory x[index] gives.
+        # Rows read in ascending order go through a memory-mapped file forwards. Writing each row back to
+        # its place keeps the shuffled order, so the batch equals an in-memory x[index] bitwise.
         rows = batch_to_tensor(self.x[index[ascending]])  # (b, C, L)
         batch = torch.empty_like(rows)
         batch[torch.from_numpy(ascending)] = rows
